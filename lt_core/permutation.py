@@ -1,0 +1,271 @@
+"""Permutation symmetry of hidden units, and weight matching.
+
+A permutation *group* is one set of interchangeable hidden units (one hidden layer of an MLP, the
+channels of one conv layer, one residual stream). A ``PermSpec`` says, for every parameter and
+BatchNorm buffer, which group acts on each of its axes. A permutation of a group is a LongTensor
+``p`` of its size; permuting θ means ``θ'[i] = θ[p[i]]`` along every axis the group acts on, so
+the permuted network computes exactly the same function.
+
+Weight matching (DESIGN.md §1) maximises Σ_pairs ⟨A, π(B)⟩ over π by coordinate descent: for one
+group at a time, with all other groups fixed, the objective is linear in that group's permutation
+and the best one is a linear assignment problem on an n×n score matrix. ``MatchingProblem``
+accumulates (target, source) pairs so that a transfer can add one pair per step cheaply: terms
+that involve only one group are kept as running n×n sums, terms between two groups are stacked so
+that each group visit is one large matrix product on the device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from scipy.optimize import linear_sum_assignment
+
+from .models import _flat_size, resnet_widths
+
+Perms = dict[str, torch.Tensor]
+
+
+@dataclass
+class PermSpec:
+    """Which group acts on which axis of which tensor.
+
+    ``axes[name][k]`` is the group acting on axis ``k`` of tensor ``name`` (or ``None``).
+    ``blocks[(name, k)] = b`` marks an axis that holds ``size × b`` entries in blocks of ``b``
+    (a conv layer's channels flattened into a linear layer).
+    """
+
+    groups: dict[str, int]
+    axes: dict[str, tuple[str | None, ...]]
+    blocks: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    def members(self, group: str) -> list[tuple[str, int]]:
+        """(tensor name, axis) pairs the group acts on."""
+        return [(n, k) for n, axs in self.axes.items() for k, g in enumerate(axs) if g == group]
+
+
+def spec_for(config: dict) -> PermSpec:
+    """The permutation spec of a built-in architecture."""
+    return {"mlp": _mlp_spec, "conv": _conv_spec, "resnet": _resnet_spec}[config["arch"]](config)
+
+
+def _mlp_spec(config: dict) -> PermSpec:
+    groups, axes = {}, {}
+    prev = None
+    for i in range(1, config["depth"] + 1):
+        g = f"fc{i}"
+        groups[g] = config["width"]
+        axes[f"fc{i}.weight"] = (g, prev)
+        axes[f"fc{i}.bias"] = (g,)
+        prev = g
+    axes["out.weight"] = (None, prev)
+    axes["out.bias"] = (None,)
+    return PermSpec(groups, axes)
+
+
+def _bn_axes(prefix: str, group: str) -> dict[str, tuple[str | None, ...]]:
+    return {f"{prefix}.{k}": (group,) for k in ("weight", "bias", "running_mean", "running_var")}
+
+
+def _conv_spec(config: dict) -> PermSpec:
+    groups, axes = {}, {}
+    prev = None
+    for i, c in enumerate(config["channels"], start=1):
+        g = f"conv{i}"
+        groups[g] = c
+        axes[f"conv{i}.weight"] = (g, prev, None, None)
+        if config.get("batchnorm"):
+            axes.update(_bn_axes(f"bn{i}", g))
+        else:
+            axes[f"conv{i}.bias"] = (g,)
+        prev = g
+    axes["out.weight"] = (None, prev)
+    axes["out.bias"] = (None,)
+    blocks = {}
+    if config.get("head", "gap") == "flatten" and _flat_size(config) > 1:
+        blocks[("out.weight", 1)] = _flat_size(config)
+    return PermSpec(groups, axes, blocks)
+
+
+def _resnet_spec(config: dict) -> PermSpec:
+    widths = resnet_widths(config)
+    groups = {f"stream{s + 1}": w for s, w in enumerate(widths)}
+    axes: dict[str, tuple[str | None, ...]] = {"stem_conv.weight": ("stream1", None, None, None)}
+    axes.update(_bn_axes("stem_bn", "stream1"))
+    prev = "stream1"
+    for s in range(len(widths)):
+        stream = f"stream{s + 1}"
+        for b in range(config["blocks_per_stage"]):
+            name = f"stage{s + 1}_block{b + 1}"
+            inner = f"{name}.inner"
+            groups[inner] = widths[s]
+            axes[f"{name}.conv1.weight"] = (inner, prev, None, None)
+            axes.update(_bn_axes(f"{name}.bn1", inner))
+            axes[f"{name}.conv2.weight"] = (stream, inner, None, None)
+            axes.update(_bn_axes(f"{name}.bn2", stream))
+            if prev != stream:
+                axes[f"{name}.shortcut_conv.weight"] = (stream, prev, None, None)
+                axes.update(_bn_axes(f"{name}.shortcut_bn", stream))
+            prev = stream
+    axes["out.weight"] = (None, prev)
+    axes["out.bias"] = (None,)
+    return PermSpec(groups, axes)
+
+
+def identity(spec: PermSpec, device: torch.device | str = "cpu") -> Perms:
+    return {g: torch.arange(n, device=device) for g, n in spec.groups.items()}
+
+
+def random_perms(spec: PermSpec, seed: int, device: torch.device | str = "cpu") -> Perms:
+    gen = torch.Generator().manual_seed(seed)
+    return {g: torch.randperm(n, generator=gen).to(device) for g, n in spec.groups.items()}
+
+
+def invert(perms: Perms) -> Perms:
+    return {g: torch.argsort(p) for g, p in perms.items()}
+
+
+def is_identity(perms: Perms) -> bool:
+    return all(bool((p == torch.arange(len(p), device=p.device)).all()) for p in perms.values())
+
+
+def _permute_axis(t: torch.Tensor, axis: int, perm: torch.Tensor, block: int) -> torch.Tensor:
+    if block == 1:
+        return t.index_select(axis, perm)
+    return t.unflatten(axis, (-1, block)).index_select(axis, perm).flatten(axis, axis + 1)
+
+
+def permute_tensor(spec: PermSpec, name: str, t: torch.Tensor, perms: Perms,
+                   skip: str | None = None, offset: int = 0) -> torch.Tensor:
+    """Permute one tensor by every group on its axes (except ``skip``).
+
+    ``offset`` is the number of leading axes (e.g. a stack of pairs) that are not permuted.
+    """
+    for k, g in enumerate(spec.axes.get(name, ())):
+        if g is not None and g != skip:
+            t = _permute_axis(t, k + offset, perms[g].to(t.device), spec.blocks.get((name, k), 1))
+    return t
+
+
+def apply(spec: PermSpec, tensors: dict[str, torch.Tensor], perms: Perms) -> dict[str, torch.Tensor]:
+    """π(θ): the same network with its hidden units permuted. Tensors not in the spec pass through."""
+    return {name: permute_tensor(spec, name, t, perms) for name, t in tensors.items()}
+
+
+def _front(spec: PermSpec, name: str, t: torch.Tensor, axis: int) -> torch.Tensor:
+    """A stack (K, *shape) → matrix (n, K·rest) with the group's units on rows."""
+    block = spec.blocks.get((name, axis), 1)
+    if block > 1:
+        t = t.unflatten(axis + 1, (-1, block))
+    t = t.movedim(axis + 1, 0)
+    return t.reshape(t.shape[0], -1)
+
+
+class MatchingProblem:
+    """Σ over added pairs of ⟨A, π(B)⟩, ready to be maximised group by group.
+
+    Tensors that one group alone acts on contribute a fixed n×n score to that group, kept as a
+    running sum over pairs; tensors between two groups are stored as stacks of pairs.
+    """
+
+    def __init__(self, spec: PermSpec, names: list[str] | None = None, device: torch.device | str = "cpu"):
+        self.spec = spec
+        self.device = torch.device(device)
+        wanted = names if names is not None else list(spec.axes)
+        self.names = [n for n in wanted if n in spec.axes]
+        self.cross = [n for n in self.names if len({g for g in spec.axes[n] if g is not None}) > 1]
+        self.fixed_score = {g: torch.zeros(n, n, device=self.device) for g, n in spec.groups.items()}
+        self._a: dict[str, list[torch.Tensor]] = {n: [] for n in self.cross}
+        self._b: dict[str, list[torch.Tensor]] = {n: [] for n in self.cross}
+        self._stack_cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._front_cache: dict[tuple[str, int], torch.Tensor] = {}
+        self.constant = torch.zeros((), device=self.device, dtype=torch.float64)
+        self.pairs = 0
+
+    def add_pair(self, target: dict[str, torch.Tensor], source: dict[str, torch.Tensor]) -> None:
+        """Add one (target A, source B) pair of tensor dicts (e.g. two gradients)."""
+        for name in self.names:
+            a = target[name].detach().to(self.device, torch.float32)
+            b = source[name].detach().to(self.device, torch.float32)
+            if name in self._a:
+                self._a[name].append(a)
+                self._b[name].append(b)
+                continue
+            if all(g is None for g in self.spec.axes[name]):
+                self.constant += (a * b).sum().double()
+                continue
+            for k, g in enumerate(self.spec.axes[name]):
+                if g is not None:
+                    self.fixed_score[g] += _front(self.spec, name, a[None], k) @ _front(self.spec, name, b[None], k).T
+        self._stack_cache.clear()
+        self._front_cache.clear()
+        self.pairs += 1
+
+    def _stacks(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        if name not in self._stack_cache:
+            self._stack_cache[name] = (torch.stack(self._a[name]), torch.stack(self._b[name]))
+        return self._stack_cache[name]
+
+    def score(self, group: str, perms: Perms) -> torch.Tensor:
+        """The n×n matrix S with S[i, j] = gain of mapping source unit j to target unit i."""
+        s = self.fixed_score[group].clone()
+        for name in self.cross:
+            for k, g in enumerate(self.spec.axes[name]):
+                if g != group:
+                    continue
+                a, b = self._stacks(name)
+                key = (name, k)
+                if key not in self._front_cache:
+                    self._front_cache[key] = _front(self.spec, name, a, k)
+                b_other = permute_tensor(self.spec, name, b, perms, skip=group, offset=1)
+                s += self._front_cache[key] @ _front(self.spec, name, b_other, k).T
+        return s
+
+    def objective(self, perms: Perms) -> float:
+        """Σ_pairs ⟨A, π(B)⟩ for the given permutations."""
+        total = self.constant.clone()
+        for g, s in self.fixed_score.items():
+            total += s.gather(1, perms[g].to(self.device)[:, None]).sum().double()
+        for name in self.cross:
+            a, b = self._stacks(name)
+            total += (a * permute_tensor(self.spec, name, b, perms, offset=1)).sum().double()
+        return float(total)
+
+    def solve(self, init: Perms | None = None, seed: int = 0, max_sweeps: int = 50) -> tuple[Perms, int]:
+        """Coordinate descent from ``init`` (warm start); returns the permutations and sweeps used.
+
+        Groups are visited in a random order (seeded) each sweep; it stops after a sweep in which no
+        group improved. The objective never decreases.
+        """
+        perms = {g: p.to(self.device) for g, p in (init or identity(self.spec, self.device)).items()}
+        rng = np.random.default_rng(seed)
+        groups = list(self.spec.groups)
+        sweeps = 0
+        for sweeps in range(1, max_sweeps + 1):
+            improved = False
+            for gi in rng.permutation(len(groups)):
+                g = groups[gi]
+                s = self.score(g, perms).double().cpu().numpy()
+                _, cols = linear_sum_assignment(s, maximize=True)
+                rows = np.arange(len(cols))
+                old = s[rows, perms[g].cpu().numpy()].sum()
+                new = s[rows, cols].sum()
+                if new > old + 1e-9 * max(1.0, abs(old)):
+                    perms[g] = torch.as_tensor(cols, device=self.device, dtype=torch.long)
+                    improved = True
+            if not improved:
+                break
+        return perms, sweeps
+
+
+def weight_matching(target: dict[str, torch.Tensor], source: dict[str, torch.Tensor], spec: PermSpec,
+                    init: Perms | None = None, seed: int = 0, max_sweeps: int = 100,
+                    device: torch.device | str | None = None) -> Perms:
+    """π maximising ⟨target, π(source)⟩ over the tensors both dicts hold (π(source) ≈ target)."""
+    names = [n for n in target if n in source]
+    device = device or next(iter(target.values())).device
+    problem = MatchingProblem(spec, names, device)
+    problem.add_pair(target, source)
+    perms, _ = problem.solve(init, seed=seed, max_sweeps=max_sweeps)
+    return perms
