@@ -77,4 +77,4 @@ def loss_and_grad(model: nn.Module, params: Tensors, buffers: Tensors, x: torch.
     loss = nn.functional.cross_entropy(functional_call(model, {**live, **scratch}, (x,)), y)
     grads = torch.autograd.grad(loss, list(live.values()))
     model.eval()
-    return float(loss), dict(zip(live, grads))
+    return float(loss.detach()), dict(zip(live, grads))
