@@ -71,11 +71,12 @@ def _checkpoint_steps(steps_per_epoch: int, config: TrainConfig) -> set[int]:
     return wanted | {total}
 
 
-def train(model_config: dict, dataset: Dataset, config: TrainConfig,
-          device: torch.device | str | None = None) -> Iterator[TrainProgress | Finished]:
-    """Train from a seeded init, recording checkpoints; the last event is ``Finished(trajectory)``.
+def train(model_config: dict, dataset: Dataset, config: TrainConfig, device: torch.device | str | None = None,
+          start: tuple[dict, dict] | None = None) -> Iterator[TrainProgress | Finished]:
+    """Train from a seeded init (or from ``start`` = (params, buffers)), recording checkpoints; the last
+    event is ``Finished(trajectory)``.
 
-    Checkpoints: the init, then N per epoch (or every K steps), always the final point. Same seed →
+    Checkpoints: the start, then N per epoch (or every K steps), always the final point. Same seed →
     same trajectory on the CPU.
     """
     config.validate()
@@ -85,6 +86,9 @@ def train(model_config: dict, dataset: Dataset, config: TrainConfig,
                       f"{dataset.input_shape}")
     torch.manual_seed(config.seed)
     model = build_model(model_config).to(device)
+    if start is not None:
+        params, buffers = start
+        model.load_state_dict({**params, **buffers}, strict=False)
     if config.optimizer == "sgd":
         opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                               weight_decay=config.weight_decay)
