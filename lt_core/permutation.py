@@ -162,6 +162,17 @@ def _front(spec: PermSpec, name: str, t: torch.Tensor, axis: int) -> torch.Tenso
     return t.reshape(t.shape[0], -1)
 
 
+def _append(store: torch.Tensor | None, t: torch.Tensor, count: int) -> torch.Tensor:
+    """Put ``t`` at row ``count`` of a stack that grows by doubling (no re-stacking per pair)."""
+    if store is None or count == len(store):
+        grown = torch.empty((max(4, 2 * count), *t.shape), dtype=t.dtype, device=t.device)
+        if store is not None:
+            grown[:count] = store[:count]
+        store = grown
+    store[count] = t
+    return store
+
+
 class MatchingProblem:
     """Σ over added pairs of ⟨A, π(B)⟩, ready to be maximised group by group.
 
@@ -176,9 +187,13 @@ class MatchingProblem:
         self.names = [n for n in wanted if n in spec.axes]
         self.cross = [n for n in self.names if len({g for g in spec.axes[n] if g is not None}) > 1]
         self.fixed_score = {g: torch.zeros(n, n, device=self.device) for g, n in spec.groups.items()}
-        self._a: dict[str, list[torch.Tensor]] = {n: [] for n in self.cross}
-        self._b: dict[str, list[torch.Tensor]] = {n: [] for n in self.cross}
-        self._stack_cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._a: dict[str, torch.Tensor] = {}
+        self._b: dict[str, torch.Tensor] = {}
+        self.neighbours = {g: set() for g in spec.groups}
+        for n in self.cross:
+            groups = {g for g in spec.axes[n] if g is not None}
+            for g in groups:
+                self.neighbours[g] |= groups - {g}
         self._front_cache: dict[tuple[str, int], torch.Tensor] = {}
         self.constant = torch.zeros((), device=self.device, dtype=torch.float64)
         self.pairs = 0
@@ -188,9 +203,9 @@ class MatchingProblem:
         for name in self.names:
             a = target[name].detach().to(self.device, torch.float32)
             b = source[name].detach().to(self.device, torch.float32)
-            if name in self._a:
-                self._a[name].append(a)
-                self._b[name].append(b)
+            if name in self.cross:
+                self._a[name] = _append(self._a.get(name), a, self.pairs)
+                self._b[name] = _append(self._b.get(name), b, self.pairs)
                 continue
             if all(g is None for g in self.spec.axes[name]):
                 self.constant += (a * b).sum().double()
@@ -198,14 +213,11 @@ class MatchingProblem:
             for k, g in enumerate(self.spec.axes[name]):
                 if g is not None:
                     self.fixed_score[g] += _front(self.spec, name, a[None], k) @ _front(self.spec, name, b[None], k).T
-        self._stack_cache.clear()
         self._front_cache.clear()
         self.pairs += 1
 
     def _stacks(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
-        if name not in self._stack_cache:
-            self._stack_cache[name] = (torch.stack(self._a[name]), torch.stack(self._b[name]))
-        return self._stack_cache[name]
+        return self._a[name][:self.pairs], self._b[name][:self.pairs]
 
     def score(self, group: str, perms: Perms) -> torch.Tensor:
         """The n×n matrix S with S[i, j] = gain of mapping source unit j to target unit i."""
@@ -235,17 +247,22 @@ class MatchingProblem:
     def solve(self, init: Perms | None = None, seed: int = 0, max_sweeps: int = 50) -> tuple[Perms, int]:
         """Coordinate descent from ``init`` (warm start); returns the permutations and sweeps used.
 
-        Groups are visited in a random order (seeded) each sweep; it stops after a sweep in which no
-        group improved. The objective never decreases.
+        Groups are visited in a random order (seeded) each sweep; a group is skipped when no group it
+        shares a tensor with has changed since its last visit (its score matrix would be the same).
+        It stops when a sweep changes nothing. The objective never decreases.
         """
         perms = {g: p.to(self.device) for g, p in (init or identity(self.spec, self.device)).items()}
         rng = np.random.default_rng(seed)
         groups = list(self.spec.groups)
+        stale = set(groups)
         sweeps = 0
         for sweeps in range(1, max_sweeps + 1):
             improved = False
             for gi in rng.permutation(len(groups)):
                 g = groups[gi]
+                if g not in stale:
+                    continue
+                stale.discard(g)
                 s = self.score(g, perms).double().cpu().numpy()
                 _, cols = linear_sum_assignment(s, maximize=True)
                 rows = np.arange(len(cols))
@@ -253,8 +270,9 @@ class MatchingProblem:
                 new = s[rows, cols].sum()
                 if new > old + 1e-9 * max(1.0, abs(old)):
                     perms[g] = torch.as_tensor(cols, device=self.device, dtype=torch.long)
+                    stale |= self.neighbours[g]
                     improved = True
-            if not improved:
+            if not improved or not stale:
                 break
         return perms, sweeps
 
