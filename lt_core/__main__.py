@@ -9,9 +9,9 @@ import argparse
 import sys
 
 from .errors import LTError
-from . import cli_landscape, cli_train
+from . import cli_landscape, cli_train, cli_transfer
 
-COMMAND_MODULES = [cli_train, cli_landscape]
+COMMAND_MODULES = [cli_train, cli_transfer, cli_landscape]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,8 +10,8 @@ from .data import DATASETS, load_dataset
 from .devices import resolve_device
 from .errors import LTError
 from .events import Finished
-from .landscape import (InterpolationProgress, PlaneProgress, align, barriers, check_compatible, interpolate,
-                        plane)
+from .landscape import (InterpolationProgress, PlaneProgress, align, alpha_grid, barriers, check_compatible,
+                        interpolate, plane)
 from .models import describe
 from .trajectory import ParamFile, load_param_set
 
@@ -79,6 +79,7 @@ def _num(v: float) -> float | None:
 
 
 def run_interpolate(args: argparse.Namespace) -> int:
+    alpha_grid(args.points, tuple(args.range))  # a bad range fails before anything is loaded
     sets, dataset_name = _load({"a": args.a, "b": args.b}, args.dataset)
     a, b = sets["a"], sets["b"]
     device = resolve_device(args.device)

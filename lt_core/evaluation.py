@@ -42,12 +42,17 @@ def recompute_batchnorm(model: nn.Module, params: Tensors, buffers: Tensors, x: 
                         generator: torch.Generator | None = None) -> Tensors:
     """Fresh BatchNorm running statistics for ``params``: the average over ``batches`` training batches.
 
-    Returns new buffers (``buffers`` is left alone). Without BatchNorm it returns ``buffers`` unchanged.
+    Returns new buffers (``buffers`` is only used when the model has no BatchNorm: then it is returned
+    as it is). Works for parameter sets stored without statistics.
     """
-    if not buffers:
+    bns = {n: m for n, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}
+    if not bns:
         return buffers
-    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    fresh = {n: (torch.zeros_like(b) if n.endswith("running_mean") else torch.ones_like(b)) for n, b in buffers.items()}
+    fresh = {}
+    for prefix, m in bns.items():  # from the modules, so parameter sets stored without statistics work too
+        fresh[f"{prefix}.running_mean"] = torch.zeros_like(m.running_mean)
+        fresh[f"{prefix}.running_var"] = torch.ones_like(m.running_var)
+    bns = list(bns.values())
     saved = [(m.momentum, m.num_batches_tracked.clone()) for m in bns]
     model.train()
     try:

@@ -121,7 +121,6 @@ class _Evaluator:
     """Evaluates parameter sets on one model: fresh BN statistics if asked, val and train metrics."""
 
     model: nn.Module
-    dataset: Dataset
     x_train: torch.Tensor
     y_train: torch.Tensor
     x_val: torch.Tensor
@@ -168,7 +167,7 @@ def _evaluator(model: nn.Module, dataset: Dataset, device: torch.device, reset_b
     if train_metrics:
         idx = train_subset_indices(len(x_tr), train_subset, seed)
         x_sub, y_sub = (x_tr, y_tr) if idx is None else (x_tr[idx.to(device)], y_tr[idx.to(device)])
-    return _Evaluator(model, dataset, x_tr, y_tr, dataset.x_val.to(device), dataset.y_val.to(device), x_sub, y_sub,
+    return _Evaluator(model, x_tr, y_tr, dataset.x_val.to(device), dataset.y_val.to(device), x_sub, y_sub,
                       reset_bn, bn_batches, bn_batch_size, seed)
 
 

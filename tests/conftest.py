@@ -40,3 +40,13 @@ def make_mnist_folder(root: Path, n_train: int = 600, n_test: int = 100, seed: i
 @pytest.fixture
 def mnist_root(tmp_path):
     return make_mnist_folder(tmp_path / "data")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """Tests share 2 cores with a Streamlit server and each other; PyTorch's worker threads spinning
+    against other processes made small models ~50× slower, so the test process uses one thread."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
