@@ -73,13 +73,31 @@ def recompute_batchnorm(model: nn.Module, params: Tensors, buffers: Tensors, x: 
     return fresh
 
 
-def loss_and_grad(model: nn.Module, params: Tensors, buffers: Tensors, x: torch.Tensor,
-                  y: torch.Tensor) -> tuple[float, Tensors]:
-    """Training-mode loss and gradient of ``params`` on one batch (BatchNorm uses batch statistics)."""
+def loss_and_grad(model: nn.Module, params: Tensors, buffers: Tensors, x: torch.Tensor, y: torch.Tensor,
+                  linear_weights: list[str] = ()) -> tuple[torch.Tensor, Tensors, dict[str, tuple[torch.Tensor, torch.Tensor]]]:
+    """Training-mode loss and gradient of ``params`` on one batch (BatchNorm uses batch statistics).
+
+    For each Linear weight named in ``linear_weights`` it returns, instead of the dense gradient, the
+    factors (δ, h) of the gradient δᵀ·h: δ = ∂loss/∂(layer output), h = layer input (batch × features).
+    """
+    modules = dict(model.named_modules())
+    captured: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    hooks = []
+    for name in linear_weights:
+        prefix = name.rsplit(".", 1)[0]
+        hooks.append(modules[prefix].register_forward_hook(
+            lambda _m, inputs, output, key=name: captured.__setitem__(key, (inputs[0], output))))
     model.train()
-    live = {n: p.detach().requires_grad_(True) for n, p in params.items()}
-    scratch = {n: b.clone() for n, b in buffers.items()}
-    loss = nn.functional.cross_entropy(functional_call(model, {**live, **scratch}, (x,)), y)
-    grads = torch.autograd.grad(loss, list(live.values()))
-    model.eval()
-    return float(loss.detach()), dict(zip(live, grads))
+    try:
+        live = {n: p.detach().requires_grad_(True) for n, p in params.items()}
+        scratch = {n: b.clone() for n, b in buffers.items()}
+        loss = nn.functional.cross_entropy(functional_call(model, {**live, **scratch}, (x,)), y)
+        outputs = [captured[n][1] for n in linear_weights]
+        dense = [n for n in live if n not in linear_weights]  # factored weights' dense gradients are skipped
+        grads = torch.autograd.grad(loss, [live[n] for n in dense] + outputs)
+    finally:
+        for hook in hooks:
+            hook.remove()
+        model.eval()
+    factors = {n: (delta.detach(), captured[n][0].detach()) for n, delta in zip(linear_weights, grads[len(dense):])}
+    return loss.detach(), dict(zip(dense, grads[:len(dense)])), factors

@@ -162,6 +162,25 @@ def _front(spec: PermSpec, name: str, t: torch.Tensor, axis: int) -> torch.Tenso
     return t.reshape(t.shape[0], -1)
 
 
+@dataclass
+class LowRank:
+    """A matrix given by factors as ``d.T @ h`` (d: r×rows, h: r×cols).
+
+    A Linear layer's mini-batch gradient is δᵀ·x with r = batch size; when r is well below the layer
+    width, the cross terms of weight matching are cheaper to form from the factors.
+    """
+
+    d: torch.Tensor
+    h: torch.Tensor
+
+    def dense(self) -> torch.Tensor:
+        return self.d.T @ self.h
+
+
+def _dense(t: "torch.Tensor | LowRank") -> torch.Tensor:
+    return t.dense() if isinstance(t, LowRank) else t
+
+
 def _append(store: torch.Tensor | None, t: torch.Tensor, count: int) -> torch.Tensor:
     """Put ``t`` at row ``count`` of a stack that grows by doubling (no re-stacking per pair)."""
     if store is None or count == len(store):
@@ -189,6 +208,7 @@ class MatchingProblem:
         self.fixed_score = {g: torch.zeros(n, n, device=self.device) for g, n in spec.groups.items()}
         self._a: dict[str, torch.Tensor] = {}
         self._b: dict[str, torch.Tensor] = {}
+        self._low_rank: dict[str, list[torch.Tensor]] = {}  # name → stacks [d_a, h_a, d_b, h_b]
         self.neighbours = {g: set() for g in spec.groups}
         for n in self.cross:
             groups = {g for g in spec.axes[n] if g is not None}
@@ -198,11 +218,27 @@ class MatchingProblem:
         self.constant = torch.zeros((), device=self.device, dtype=torch.float64)
         self.pairs = 0
 
-    def add_pair(self, target: dict[str, torch.Tensor], source: dict[str, torch.Tensor]) -> None:
-        """Add one (target A, source B) pair of tensor dicts (e.g. two gradients)."""
+    def add_pair(self, target: dict[str, "torch.Tensor | LowRank"], source: dict[str, "torch.Tensor | LowRank"]) -> None:
+        """Add one (target A, source B) pair of tensor dicts (e.g. two gradients).
+
+        A 2-D tensor between two groups may come as ``LowRank`` factors on both sides; it is then
+        stored and scored in factored form (each name keeps the form of its first pair).
+        """
         for name in self.names:
-            a = target[name].detach().to(self.device, torch.float32)
-            b = source[name].detach().to(self.device, torch.float32)
+            a, b = target[name], source[name]
+            factored = isinstance(a, LowRank) and isinstance(b, LowRank) and name in self.cross \
+                and len(self.spec.axes[name]) == 2 and not any(k[0] == name for k in self.spec.blocks) \
+                and (name in self._low_rank or (self.pairs == 0 and name not in self._a))
+            if factored:
+                parts = [t.detach().to(self.device, torch.float32) for t in (a.d, a.h, b.d, b.h)]
+                stacks = self._low_rank.get(name, [None] * 4)
+                self._low_rank[name] = [_append(st, t, self.pairs) for st, t in zip(stacks, parts)]
+                continue
+            if isinstance(a, LowRank) and isinstance(b, LowRank) and name not in self.cross:
+                self._add_fixed_low_rank(name, a, b)
+                continue
+            a = _dense(a).detach().to(self.device, torch.float32)
+            b = _dense(b).detach().to(self.device, torch.float32)
             if name in self.cross:
                 self._a[name] = _append(self._a.get(name), a, self.pairs)
                 self._b[name] = _append(self._b.get(name), b, self.pairs)
@@ -219,12 +255,28 @@ class MatchingProblem:
     def _stacks(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         return self._a[name][:self.pairs], self._b[name][:self.pairs]
 
+    def _add_fixed_low_rank(self, name: str, a: LowRank, b: LowRank) -> None:
+        """Single-group term of a factored 2-D tensor: d_aᵀ(h_a h_bᵀ)d_b for rows, h_aᵀ(d_a d_bᵀ)h_b for columns."""
+        d_a, h_a, d_b, h_b = (t.detach().to(self.device, torch.float32) for t in (a.d, a.h, b.d, b.h))
+        for k, g in enumerate(self.spec.axes[name]):
+            if g is not None:
+                own_a, own_b, oth_a, oth_b = (d_a, d_b, h_a, h_b) if k == 0 else (h_a, h_b, d_a, d_b)
+                self.fixed_score[g] += own_a.T @ ((oth_a @ oth_b.T) @ own_b)
+        if all(g is None for g in self.spec.axes[name]):
+            self.constant += ((d_a @ d_b.T) * (h_a @ h_b.T)).sum().double()
+
+    def _factors(self, name: str) -> list[torch.Tensor]:
+        return [t[:self.pairs] for t in self._low_rank[name]]
+
     def score(self, group: str, perms: Perms) -> torch.Tensor:
         """The n×n matrix S with S[i, j] = gain of mapping source unit j to target unit i."""
         s = self.fixed_score[group].clone()
         for name in self.cross:
             for k, g in enumerate(self.spec.axes[name]):
                 if g != group:
+                    continue
+                if name in self._low_rank:
+                    s += self._low_rank_score(name, k, perms)
                     continue
                 a, b = self._stacks(name)
                 key = (name, k)
@@ -234,12 +286,33 @@ class MatchingProblem:
                 s += self._front_cache[key] @ _front(self.spec, name, b_other, k).T
         return s
 
+    def _low_rank_score(self, name: str, axis: int, perms: Perms) -> torch.Tensor:
+        """Σ_k own_aᵀ (other_a · other_b[:, π]ᵀ) own_b with A = d_aᵀ h_a, B = d_bᵀ h_b.
+
+        ``own`` is the factor whose columns are this axis (d for rows, h for columns), ``other`` the
+        factor whose columns the other group permutes: r×r and r×n products instead of n×n×n.
+        """
+        d_a, h_a, d_b, h_b = self._factors(name)
+        own_a, own_b, oth_a, oth_b = (d_a, d_b, h_a, h_b) if axis == 0 else (h_a, h_b, d_a, d_b)
+        other = self.spec.axes[name][1 - axis]
+        oth_b = oth_b.index_select(2, perms[other].to(self.device))
+        inner = torch.bmm(torch.bmm(oth_a, oth_b.transpose(1, 2)), own_b)  # K×r×n
+        key = (name, axis)
+        if key not in self._front_cache:
+            self._front_cache[key] = own_a.permute(2, 0, 1).reshape(own_a.shape[2], -1)
+        return self._front_cache[key] @ inner.reshape(-1, inner.shape[2])
+
     def objective(self, perms: Perms) -> float:
         """Σ_pairs ⟨A, π(B)⟩ for the given permutations."""
         total = self.constant.clone()
         for g, s in self.fixed_score.items():
             total += s.gather(1, perms[g].to(self.device)[:, None]).sum().double()
-        for name in self.cross:
+        for name, (d_a, h_a, d_b, h_b) in ((n, self._factors(n)) for n in self._low_rank):
+            rows, cols = (perms[g].to(self.device) for g in self.spec.axes[name])
+            left = torch.bmm(d_a, d_b.index_select(2, rows).transpose(1, 2))
+            right = torch.bmm(h_a, h_b.index_select(2, cols).transpose(1, 2))
+            total += (left * right).sum().double()
+        for name in (n for n in self.cross if n not in self._low_rank):
             a, b = self._stacks(name)
             total += (a * permute_tensor(self.spec, name, b, perms, offset=1)).sum().double()
         return float(total)

@@ -167,3 +167,23 @@ def test_cli_transfer_writes_run_and_params(mlp_pairs, tmp_path):
     oracle = _cli("transfer", "--trajectory", str(tmp_path / "src.safetensors"), "--init-seed", "1", "--method", "oracle",
                   "--out", str(tmp_path / "x.json"))
     assert oracle.returncode == 2 and "--target-trajectory" in oracle.stderr and "Traceback" not in oracle.stderr
+
+
+def test_gradient_factors_reproduce_the_weight_gradient(digits):
+    from lt_core.evaluation import loss_and_grad, model_for
+    from lt_core.transfer import low_rank_weights
+
+    config = make_config("mlp", digits.input_shape, 10, width=512, depth=3)
+    params, buffers = init_params(config, 0)
+    model = model_for(config, "cpu")
+    names = low_rank_weights(model, spec_for(config), rank=32)
+    assert names == ["fc1.weight", "fc2.weight", "fc3.weight"]  # not out.weight: 10 rows are cheap dense
+    _, grads, _ = loss_and_grad(model, params, buffers, digits.x_train[:32], digits.y_train[:32])
+    _, partial, factors = loss_and_grad(model, params, buffers, digits.x_train[:32], digits.y_train[:32], names)
+    assert set(partial) == set(grads) - set(names)
+    for n in partial:
+        torch.testing.assert_close(partial[n], grads[n])
+    for n in names:
+        delta, h = factors[n]
+        torch.testing.assert_close(delta.T @ h, grads[n], rtol=1e-4, atol=1e-6)
+    assert low_rank_weights(model, spec_for(config), rank=512) == []
