@@ -330,7 +330,7 @@ def transfer(source: Trajectory, init: ParamFile, dataset: Dataset, config: Tran
         losses.append(loss)
         objectives.append(objective)
         sweeps_list.append(sweeps)
-        step_perms.append({g: p.cpu() for g, p in perms.items()})
+        step_perms.append({g: p.detach().cpu().clone() for g, p in perms.items()})
         final_params, final_buffers = params, buffers
         if acc > best_acc:
             best_acc, best_step, best_params, best_buffers = acc, t, params, buffers

@@ -1,0 +1,153 @@
+"""End to end: the real app (streamlit run) driven in headless Chromium with playwright.
+
+Runs a small transfer on the bundled demo through the background-thread path, follows it to the
+end, visits Results and Mode connectivity, comes back to Transfer, and saves screenshots to
+assets/screenshots/. Skipped without /usr/bin/chromium unless LT_REQUIRE_BROWSER=1.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHOTS = ROOT / "assets" / "screenshots"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+pytestmark = pytest.mark.browser
+
+
+def _require_browser():
+    missing = None
+    if not CHROMIUM.exists():
+        missing = f"{CHROMIUM} is not installed (apt-get install chromium)"
+    else:
+        try:
+            import playwright.sync_api  # noqa: F401
+        except ImportError:
+            missing = "the playwright Python package is not installed"
+    if missing:
+        if os.environ.get("LT_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"browser test required (LT_REQUIRE_BROWSER=1) but {missing}")
+        pytest.skip(missing)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path):
+    _require_browser()
+    port = _free_port()
+    log = open(tmp_path / "streamlit.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+        cwd=ROOT, env={**os.environ, "LT_RUNS_DIR": str(tmp_path / "runs")}, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                    if response.read() == b"ok":
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"streamlit did not start:\n{(tmp_path / 'streamlit.log').read_text()}")
+            time.sleep(0.5)
+        yield url, tmp_path / "runs"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def _settle(page) -> None:
+    """Wait until Streamlit has finished the current script run."""
+    page.wait_for_timeout(300)
+    page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
+
+
+def _shot(page, name: str) -> None:
+    """Screenshot the whole page: Streamlit scrolls inside its main block, so grow the window to fit it."""
+    height = page.evaluate("document.querySelector('[data-testid=\"stMainBlockContainer\"]').scrollHeight")
+    page.set_viewport_size({"width": 1400, "height": min(max(1000, height + 120), 5000)})
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(SHOTS / name))
+    page.set_viewport_size({"width": 1400, "height": 1000})
+
+
+def _go(page, name: str) -> None:
+    """Follow a link of the sidebar navigation."""
+    page.get_by_test_id("stSidebar").get_by_role("link", name=name, exact=True).first.click()
+
+
+def test_transfer_and_mode_connectivity_in_a_real_browser(server):
+    from playwright.sync_api import expect, sync_playwright
+
+    url, runs = server
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(60_000)
+
+            page.goto(url)
+            expect(page.get_by_role("heading", name="LT Explorer", level=1)).to_be_visible()
+            page.wait_for_selector(".js-plotly-plot")
+            _settle(page)
+            _shot(page, "home.png")
+
+            _go(page, "Transfer")
+            steps = page.get_by_label("Steps T")
+            steps.fill("5")
+            steps.press("Enter")
+            _settle(page)
+            page.get_by_role("button", name="Run transfer").click()
+            expect(page.get_by_text("Finished 4 run(s)")).to_be_visible(timeout=180_000)
+            expect(page.get_by_text("step 5/5").first).to_be_visible()
+            page.wait_for_selector(".js-plotly-plot")
+            _settle(page)
+            _shot(page, "transfer.png")
+            assert len(list((runs / "transfers").iterdir())) == 4
+
+            _go(page, "Results")
+            expect(page.get_by_text("Validation accuracy along the transferred trajectories")).to_be_visible()
+            _settle(page)
+            _shot(page, "results.png")
+
+            _go(page, "Mode connectivity")
+            page.get_by_role("button", name="Compute curves").click()
+            expect(page.get_by_text("val loss barrier").first).to_be_visible(timeout=120_000)
+            _settle(page)
+            page.get_by_role("button", name="Compute plane").click()
+            expect(page.get_by_text(" · c = ")).to_be_visible(timeout=120_000)
+            _settle(page)
+            page.get_by_role("button", name="Match units").click()
+            expect(page.get_by_text("Layer fc1")).to_be_visible()
+            _settle(page)
+            page.wait_for_timeout(1000)
+            _shot(page, "mode_connectivity.png")
+
+            _go(page, "Transfer")
+            expect(page.get_by_text("Finished 4 run(s)")).to_be_visible()
+            expect(page.get_by_label("Steps T")).to_have_value("5")
+        finally:
+            browser.close()
