@@ -11,16 +11,17 @@ from lt_core.errors import DatasetUnavailable
 def mnist_or_synthetic(root: str | None, device: torch.device, seed: int = 0) -> Dataset:
     """Real MNIST from ``root`` if present (no download); else 60k/10k synthetic 1×28×28 images.
 
-    The synthetic set is learnable (a fixed prototype per class plus noise) so accuracies mean something.
+    The synthetic set is learnable but not trivial (faint class prototypes under strong noise), so
+    accuracies mean something.
     """
     try:
         return load_dataset("mnist", root, device, download=False)
     except DatasetUnavailable:
         gen = torch.Generator().manual_seed(seed)
-        prototypes = torch.randn(10, 1, 28, 28, generator=gen)
+        prototypes = 0.1 * torch.randn(10, 1, 28, 28, generator=gen)
         def split(n: int) -> tuple[torch.Tensor, torch.Tensor]:
             y = torch.randint(0, 10, (n,), generator=gen)
-            x = prototypes[y] + 2.0 * torch.randn(n, 1, 28, 28, generator=gen)
+            x = prototypes[y] + torch.randn(n, 1, 28, 28, generator=gen)
             return ((x - x.mean()) / x.std()).to(device), y.to(device)
         (x_tr, y_tr), (x_va, y_va) = split(60000), split(10000)
         return Dataset("mnist", x_tr, y_tr, x_va, y_va, num_classes=10)

@@ -27,7 +27,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, nargs="+", default=[15, 30, 60])
     parser.add_argument("--methods", nargs="+", default=["naive", "fgmt", "gmt", "oracle"])
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
@@ -37,7 +37,7 @@ def main() -> None:
     t0 = time.perf_counter()
     source = run_to_end(train(config, data, TrainConfig(epochs=args.epochs, lr=0.05, seed=0), device))
     target = run_to_end(train(config, data, TrainConfig(epochs=args.epochs, lr=0.05, seed=1), device))
-    print(f"data: {data.describe()} ({'real MNIST' if len(data.x_train) and args.data_root else 'see loader'}); "
+    print(f"data: {data.describe()}; "
           f"device {device}; two trajectories trained in {time.perf_counter() - t0:.1f}s; source final acc "
           f"{source.checkpoints[-1].metrics['val_acc']:.4f}")
     print(f"{'method':7} {'T':>3} {'total s':>8} {'grads s':>8} {'match s':>8} {'eval s':>7} {'final acc':>9}")
