@@ -45,13 +45,13 @@ def train_and_store(model_config: dict, dataset: Dataset, config: TrainConfig, d
                     name: str, should_stop: Callable[[], bool]) -> Iterator:
     """Train (yielding ``TrainProgress``), then save the trajectory to the store: ``Finished(record)``.
 
-    ``lt_core.train`` has no partial result, so a stop request cancels the training and saves nothing.
+    A stop request ends the training after the current step; the checkpoints so far are saved.
     """
-    for event in train(model_config, dataset, config, device):
-        if should_stop():
-            return
+    for event in train(model_config, dataset, config, device, should_stop=should_stop):
         if isinstance(event, Finished):
-            yield Finished(store.save_trajectory(event.result, name, "trained"))
+            stopped = "stopped_at_step" in event.result.training
+            label = f"{name} (stopped at step {event.result.training['stopped_at_step']})" if stopped else name
+            yield Finished(store.save_trajectory(event.result, label, "trained"))
         else:
             yield event
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
@@ -72,12 +72,15 @@ def _checkpoint_steps(steps_per_epoch: int, config: TrainConfig) -> set[int]:
 
 
 def train(model_config: dict, dataset: Dataset, config: TrainConfig, device: torch.device | str | None = None,
-          start: tuple[dict, dict] | None = None) -> Iterator[TrainProgress | Finished]:
+          start: tuple[dict, dict] | None = None,
+          should_stop: Callable[[], bool] | None = None) -> Iterator[TrainProgress | Finished]:
     """Train from a seeded init (or from ``start`` = (params, buffers)), recording checkpoints; the last
     event is ``Finished(trajectory)``.
 
     Checkpoints: the start, then N per epoch (or every K steps), always the final point. Same seed →
-    same trajectory on the CPU.
+    same trajectory on the CPU. ``should_stop`` is polled after every optimizer step: when it returns
+    True, training ends there with the current point as the last checkpoint and
+    ``training["stopped_at_step"]`` set, so nothing already trained is lost.
     """
     config.validate()
     device = torch.device(device) if device is not None else dataset.device
@@ -112,6 +115,7 @@ def train(model_config: dict, dataset: Dataset, config: TrainConfig, device: tor
 
     checkpoints = [snapshot(0, None)]
     step = 0
+    stopped = False
     for epoch in range(1, config.epochs + 1):
         loss_sum = torch.zeros((), device=device)
         seen = 0
@@ -128,10 +132,15 @@ def train(model_config: dict, dataset: Dataset, config: TrainConfig, device: tor
             seen += len(xb)
             recent += loss.detach() * len(xb)
             recent_n += len(xb)
-            if step in record_at:
+            stopped = should_stop is not None and should_stop()
+            if step in record_at or (stopped and recent_n):
                 checkpoints.append(snapshot(step, float(recent) / recent_n))
                 recent.zero_()
                 recent_n = 0
+            if stopped:
+                break
+        if stopped:
+            break
         train_loss = float(loss_sum) / seen
         if not math.isfinite(train_loss):
             raise LTError(f"training diverged in epoch {epoch} (loss is {train_loss}): lower the learning rate")
@@ -141,6 +150,8 @@ def train(model_config: dict, dataset: Dataset, config: TrainConfig, device: tor
             val_loss, val_acc = evaluate(model, {}, {}, x_va, y_va)
         yield TrainProgress(step, total, epoch, config.epochs, train_loss, val_loss, val_acc,
                             len(checkpoints), time.perf_counter() - start)
-    training = {**asdict(config), "steps": total, "steps_per_epoch": steps_per_epoch}
+    training = {**asdict(config), "steps": step, "steps_per_epoch": steps_per_epoch}
+    if stopped:
+        training["stopped_at_step"] = step
     traj = Trajectory(model_config, dataset.name, checkpoints, training)
     yield Finished(traj, time.perf_counter() - start)

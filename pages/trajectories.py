@@ -135,14 +135,15 @@ else:
         eta = job.elapsed / done * (epochs - done) if done else None
         text = f"epoch {done}/{epochs}" + (f" · ETA {eta:.0f} s" if eta is not None and job.running else "")
         st.progress(done / epochs, text=f"Training {job.meta['name']}: {text}")
-        stop_button(job, key="traj.stop", label="Cancel", help="Cancel the training (nothing is saved).")
+        stop_button(job, key="traj.stop", help="End the training after the current step; the checkpoints so far "
+                                              "are saved as a trajectory.")
         if events and job.result is None:
             rows = [{"epoch": e.epoch, "val_acc": e.val_acc, "val_loss": e.val_loss, "train_loss": e.train_loss}
                     for e in events]
             st.plotly_chart(metrics_figure(rows, "epoch", "Training progress"), width="stretch")
         if not job.running:
             job_outcome(job, f"Trained and saved “{job.meta['name']}” to the run store",
-                        stopped_text="the training was cancelled and nothing was saved")
+                        stopped_text="the checkpoints so far were saved as a trajectory")
             if job.result is not None:
                 show(job.result.id)
 

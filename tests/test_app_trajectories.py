@@ -7,7 +7,7 @@ import torch
 
 import lt_core.data
 from app_support.resources import ASSETS
-from app_support.testing import button, open_app, texts, wait_for_jobs
+from app_support.testing import button, open_app, texts, wait_for_events, wait_for_jobs
 from lt_core.errors import DatasetUnavailable
 from lt_core.runs import RunStore
 from lt_core.trajectory import Trajectory, checkpoint_params, load_trajectory, params_bytes, trajectory_bytes
@@ -78,6 +78,22 @@ def test_training_runs_live_and_saves_the_trajectory(runs_dir):
     stored = RunStore(runs_dir).list_trajectories()
     assert len(stored) == 1 and stored[0].origin == "trained" and stored[0].checkpoints == 3
     assert "mlp 64-16-10" in stored[0].name
+
+
+def test_stopped_training_keeps_its_checkpoints(runs_dir):
+    at = page("train")
+    at.number_input(key="w:traj.width").set_value(16)
+    at.number_input(key="w:traj.epochs").set_value(200)
+    at.run()
+    button(at, "Train").click().run()
+    wait_for_events(at, "train", 2)
+    at.run()
+    at.button(key="traj.stop").click().run()
+    wait_for_jobs(at)
+    assert any("Stopped" in t and "saved" in t for t in texts(at.warning)), texts(at.warning)
+    stored = RunStore(runs_dir).list_trajectories()
+    assert len(stored) == 1 and "stopped at step" in stored[0].name
+    assert 3 <= stored[0].checkpoints < 201
 
 
 def test_missing_dataset_offline_is_one_clear_error(tmp_path, monkeypatch):

@@ -70,3 +70,16 @@ def test_cli_info_rejects_a_pickle(tmp_path):
     torch.save({"w": torch.zeros(3)}, path)
     r = _cli("info", str(path))
     assert r.returncode == 2 and "never loads pickles" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_stop_keeps_what_was_trained(digits):
+    config = make_config("mlp", digits.input_shape, 10, width=32)
+    steps = []
+    events = list(train(config, digits, TrainConfig(epochs=5, seed=0, checkpoint_every_steps=4),
+                        should_stop=lambda: steps.append(1) or len(steps) >= 6))
+    traj = events[-1].result
+    assert [c.step for c in traj.checkpoints] == [0, 4, 6]
+    assert traj.training["stopped_at_step"] == 6 and traj.training["steps"] == 6
+    assert not any(isinstance(e, TrainProgress) for e in events)  # stopped inside the first epoch
+    full = run_to_end(train(config, digits, TrainConfig(epochs=5, seed=0, checkpoint_every_steps=4)))
+    assert torch.equal(full.checkpoints[1].params["fc1.weight"], traj.checkpoints[1].params["fc1.weight"])
