@@ -22,15 +22,26 @@ def owner() -> str:
     return st.session_state["owner"]
 
 
+KEPT_PREFIX = "kept:"
+
+
 def keep_widget_values() -> None:
     """Keep page inputs (keys starting with ``w:``) when the user switches pages.
 
-    Streamlit forgets a widget's value when a run does not draw it; writing the value back into
-    session state at the top of every run keeps it for when the page is shown again.
+    Streamlit forgets the value of a widget that a run does not draw (and, with live fragments
+    running, it did so even when the value had been written back into session state). So every full
+    run snapshots the inputs under plain keys that are never widgets, and restores any input that
+    went missing before a page draws its widgets.
     """
-    for key in list(st.session_state.keys()):
+    state = st.session_state
+    for key in list(state.keys()):
         if isinstance(key, str) and key.startswith(WIDGET_PREFIX):
-            st.session_state[key] = st.session_state[key]
+            state[key] = state[key]
+            state[KEPT_PREFIX + key] = state[key]
+        elif isinstance(key, str) and key.startswith(KEPT_PREFIX):
+            widget_key = key[len(KEPT_PREFIX):]
+            if widget_key not in state:
+                state[widget_key] = state[key]
 
 
 def default(key: str, value: Any) -> str:

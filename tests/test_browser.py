@@ -1,8 +1,9 @@
 """End to end: the real app (streamlit run) driven in headless Chromium with playwright.
 
 Runs a small transfer on the bundled demo through the background-thread path, follows it to the
-end, visits Results and Mode connectivity, comes back to Transfer, and saves screenshots to
-assets/screenshots/. Skipped without /usr/bin/chromium unless LT_REQUIRE_BROWSER=1.
+end, visits Results and Mode connectivity, comes back to Transfer, and saves screenshots (to the
+test's temporary folder, or to $LT_SCREENSHOT_DIR: ``LT_SCREENSHOT_DIR=assets/screenshots`` refreshes
+the README's). Skipped without /usr/bin/chromium unless LT_REQUIRE_BROWSER=1.
 """
 
 import os
@@ -16,7 +17,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SHOTS = ROOT / "assets" / "screenshots"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
@@ -84,12 +84,12 @@ def _settle(page) -> None:
     page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
 
 
-def _shot(page, name: str) -> None:
+def _shot(page, shots: Path, name: str) -> None:
     """Screenshot the whole page: Streamlit scrolls inside its main block, so grow the window to fit it."""
     height = page.evaluate("document.querySelector('[data-testid=\"stMainBlockContainer\"]').scrollHeight")
     page.set_viewport_size({"width": 1400, "height": min(max(1000, height + 120), 5000)})
     page.wait_for_timeout(1000)
-    page.screenshot(path=str(SHOTS / name))
+    page.screenshot(path=str(shots / name))
     page.set_viewport_size({"width": 1400, "height": 1000})
 
 
@@ -98,11 +98,18 @@ def _go(page, name: str) -> None:
     page.get_by_test_id("stSidebar").get_by_role("link", name=name, exact=True).first.click()
 
 
-def test_transfer_and_mode_connectivity_in_a_real_browser(server):
+def _pick(page, label: str, option: str) -> None:
+    page.get_by_role("combobox", name=label).click()
+    page.get_by_role("option", name=option).first.click()
+    _settle(page)
+
+
+def test_transfer_and_mode_connectivity_in_a_real_browser(server, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
     url, runs = server
-    SHOTS.mkdir(parents=True, exist_ok=True)
+    shots = Path(os.environ.get("LT_SCREENSHOT_DIR") or tmp_path / "screenshots")
+    shots.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
@@ -113,9 +120,33 @@ def test_transfer_and_mode_connectivity_in_a_real_browser(server):
             expect(page.get_by_role("heading", name="LT Explorer", level=1)).to_be_visible()
             page.wait_for_selector(".js-plotly-plot")
             _settle(page)
-            _shot(page, "home.png")
+            _shot(page, shots, "home.png")
 
             _go(page, "Transfer")
+            _pick(page, "Source trajectory", "digits_mlp_seed1")
+            _pick(page, "Second trajectory", "digits_mlp_seed0")
+            steps = page.get_by_label("Steps T")
+            steps.fill("300")
+            steps.press("Enter")
+            _settle(page)
+            _go(page, "Results")
+            _go(page, "Transfer")
+            page.get_by_role("button", name="Run transfer").click()
+            stop = page.get_by_test_id("stMainBlockContainer").get_by_role("button", name="Stop")
+            expect(stop).to_be_visible()
+            _go(page, "Results")  # leave while the transfer runs: it goes on, and the inputs stay
+            page.wait_for_timeout(4000)  # meanwhile the naive run ends and is saved
+            _go(page, "Transfer")
+            page.wait_for_timeout(2500)  # live updates keep rerunning the page meanwhile
+            assert page.get_by_label("Steps T").input_value() == "300"
+            assert page.get_by_role("combobox", name="Source trajectory").input_value().startswith("digits_mlp_seed1")
+            stop.click()
+            expect(page.get_by_text("Stopped after")).to_be_visible(timeout=60_000)
+            stopped = len(list((runs / "transfers").iterdir()))
+            assert stopped >= 1
+
+            _pick(page, "Source trajectory", "digits_mlp_seed0")
+            _pick(page, "Second trajectory", "digits_mlp_seed1")
             steps = page.get_by_label("Steps T")
             steps.fill("5")
             steps.press("Enter")
@@ -125,13 +156,13 @@ def test_transfer_and_mode_connectivity_in_a_real_browser(server):
             expect(page.get_by_text("step 5/5").first).to_be_visible()
             page.wait_for_selector(".js-plotly-plot")
             _settle(page)
-            _shot(page, "transfer.png")
-            assert len(list((runs / "transfers").iterdir())) == 4
+            _shot(page, shots, "transfer.png")
+            assert len(list((runs / "transfers").iterdir())) == stopped + 4
 
             _go(page, "Results")
             expect(page.get_by_text("Validation accuracy along the transferred trajectories")).to_be_visible()
             _settle(page)
-            _shot(page, "results.png")
+            _shot(page, shots, "results.png")
 
             _go(page, "Mode connectivity")
             page.get_by_role("button", name="Compute curves").click()
@@ -144,7 +175,7 @@ def test_transfer_and_mode_connectivity_in_a_real_browser(server):
             expect(page.get_by_text("Layer fc1")).to_be_visible()
             _settle(page)
             page.wait_for_timeout(1000)
-            _shot(page, "mode_connectivity.png")
+            _shot(page, shots, "mode_connectivity.png")
 
             _go(page, "Transfer")
             expect(page.get_by_text("Finished 4 run(s)")).to_be_visible()
