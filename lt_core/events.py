@@ -6,21 +6,8 @@ consume the same events. The last event of every generator carries its result.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Generator, Iterable, TypeVar
-
-T = TypeVar("T")
-
-
-@dataclass
-class Progress:
-    """One unit of work done: ``step`` of ``total``, with metrics so far."""
-
-    stage: str
-    step: int
-    total: int
-    metrics: dict[str, float] = field(default_factory=dict)
-    elapsed: float = 0.0
+from dataclasses import dataclass
+from typing import Any, Iterable
 
 
 @dataclass
@@ -39,5 +26,3 @@ def run_to_end(events: Iterable[Any]) -> Any:
             result = event.result
     return result
 
-
-EventStream = Generator[Any, None, None]

@@ -2,10 +2,18 @@
 
 import threading
 import time
+from dataclasses import dataclass
 
 from app_support.jobs import DONE, FAILED, STOPPED, get_job, jobs_of, start_job, wait
 from lt_core.errors import LTError
-from lt_core.events import Finished, Progress
+from lt_core.events import Finished
+
+
+@dataclass
+class Progress:
+    stage: str
+    step: int
+    total: int
 
 
 def counting(n, delay=0.0):
