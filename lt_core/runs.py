@@ -277,13 +277,8 @@ class RunStore:
         return sorted(records, key=lambda r: (r.created, r.id), reverse=True)
 
     def run_record(self, run_id: str) -> RunRecord:
-        path = self.run_dir(run_id) / "run.json"
-        try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise LTError(f"there is no run {run_id} in {self.transfers_dir}") from None
-        except ValueError:
-            raise InvalidFile(f"{path} is not valid JSON: the run record is damaged") from None
+        data = _read_record(self.run_dir(run_id) / "run.json", f"there is no run {run_id} in {self.transfers_dir}",
+                            "run")
         return RunRecord(run_id, data)
 
     def load_run(self, run_id: str) -> StoredRun:
@@ -340,13 +335,8 @@ class RunStore:
                 and (self.trajectories_dir / f"{key}.safetensors").is_file())
 
     def trajectory_record(self, key: str) -> TrajectoryRecord:
-        meta_path = self.trajectories_dir / f"{_check_hash(key)}.json"
-        try:
-            meta = json.loads(meta_path.read_text())
-        except FileNotFoundError:
-            raise LTError(f"there is no stored trajectory {key} in {self.trajectories_dir}") from None
-        except ValueError:
-            raise InvalidFile(f"{meta_path} is not valid JSON: the trajectory record is damaged") from None
+        meta = _read_record(self.trajectories_dir / f"{_check_hash(key)}.json",
+                            f"there is no stored trajectory {key} in {self.trajectories_dir}", "trajectory")
         return TrajectoryRecord(key, meta.get("name", key), meta.get("origin", "uploaded"), meta.get("created", ""),
                                 meta["model"], meta["dataset"], int(meta.get("checkpoints", 0)),
                                 meta.get("final_metrics") or {}, self.trajectories_dir / f"{key}.safetensors")
@@ -373,3 +363,13 @@ class RunStore:
         record = self.trajectory_record(key)
         record.path.unlink(missing_ok=True)
         (self.trajectories_dir / f"{key}.json").unlink(missing_ok=True)
+
+
+def _read_record(path: Path, missing: str, what: str) -> dict:
+    """A stored JSON record; a missing or damaged one is an error a person can act on."""
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise LTError(missing) from None
+    except ValueError:
+        raise InvalidFile(f"{path} is not valid JSON: the {what} record is damaged") from None
