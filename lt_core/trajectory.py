@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 from safetensors.torch import load as st_load
+from safetensors.torch import load_file as st_load_file
 from safetensors.torch import save as st_save
 
 from .errors import InvalidFile, LTError
@@ -126,22 +127,33 @@ def _write_atomic(path: Path, data: bytes) -> None:
     tmp.replace(path)
 
 
-def _read(source: str | Path | bytes, label: str | None) -> tuple[bytes, str]:
+def _limit_error(label: str, size: int) -> InvalidFile:
+    return InvalidFile(f"{label} is {size / 1e6:.0f} MB, over the {max_file_bytes() / 1e6:.0f} MB limit "
+                       "(set LT_MAX_FILE_MB to raise it)")
+
+
+def _head(source: str | Path | bytes, label: str | None) -> tuple[bytes, int, str]:
+    """The first bytes of a file (its 8-byte length and JSON header, as far as they go), its size, a label.
+
+    A path is not read beyond its header here: tensors are memory-mapped later, so a big
+    trajectory is not held in memory twice.
+    """
     if isinstance(source, (bytes, bytearray)):
         data, label = bytes(source), label or "the uploaded file"
         if len(data) > max_file_bytes():
-            raise InvalidFile(f"{label} is {len(data) / 1e6:.0f} MB, over the {max_file_bytes() / 1e6:.0f} MB "
-                              "limit (set LT_MAX_FILE_MB to raise it)")
-        return data, label
+            raise _limit_error(label, len(data))
+        return data, len(data), label
     path = Path(source)
     label = label or str(path)
     if not path.is_file():
         raise InvalidFile(f"{label}: no such file")
     size = path.stat().st_size
     if size > max_file_bytes():
-        raise InvalidFile(f"{label} is {size / 1e6:.0f} MB, over the {max_file_bytes() / 1e6:.0f} MB limit "
-                          "(set LT_MAX_FILE_MB to raise it)")
-    return path.read_bytes(), label
+        raise _limit_error(label, size)
+    with path.open("rb") as f:
+        first = f.read(8)
+        wanted = struct.unpack("<Q", first)[0] if len(first) == 8 else 0
+        return first + f.read(min(wanted, size - 8, 100 * 1024**2)), size, label
 
 
 def _refuse_pickle(data: bytes, label: str) -> None:
@@ -153,16 +165,16 @@ def _refuse_pickle(data: bytes, label: str) -> None:
                           "safetensors.torch.save_file.")
 
 
-def read_file(source: str | Path | bytes, label: str | None = None) -> tuple[dict, dict[str, torch.Tensor], str]:
-    """Parse and check the container: (header JSON, tensors, label). Never unpickles."""
-    data, label = _read(source, label)
-    if len(data) < 8:
-        raise InvalidFile(f"{label} is too short to be a safetensors file ({len(data)} bytes)")
+def read_header(source: str | Path | bytes, label: str | None = None) -> tuple[dict, str]:
+    """Parse and check the container's header: (LT Explorer header JSON, label). Never unpickles."""
+    data, size, label = _head(source, label)
+    if size < 8:
+        raise InvalidFile(f"{label} is too short to be a safetensors file ({size} bytes)")
     (header_len,) = struct.unpack("<Q", data[:8])
-    if header_len > len(data) - 8 or data[8:9] != b"{":
+    if header_len > size - 8 or len(data) < 8 + header_len or data[8:9] != b"{":
         _refuse_pickle(data, label)
         raise InvalidFile(f"{label} is not a valid safetensors file (truncated or not safetensors at all): "
-                          f"its first 8 bytes announce a {header_len}-byte header in a {len(data)}-byte file")
+                          f"its first 8 bytes announce a {header_len}-byte header in a {size}-byte file")
     try:
         raw = json.loads(data[8:8 + header_len])
     except (UnicodeDecodeError, json.JSONDecodeError):
@@ -176,10 +188,6 @@ def read_file(source: str | Path | bytes, label: str | None = None) -> tuple[dic
         header = json.loads(meta[HEADER_KEY])
     except json.JSONDecodeError:
         raise InvalidFile(f"{label}: the '{HEADER_KEY}' metadata is not valid JSON") from None
-    try:
-        tensors = st_load(data)
-    except Exception as exc:  # safetensors raises its own error type for corrupt payloads
-        raise InvalidFile(f"{label} is corrupt or truncated: {exc}") from None
     if not isinstance(header, dict):
         raise InvalidFile(f"{label}: the '{HEADER_KEY}' metadata must be a JSON object")
     version = header.get("format_version")
@@ -192,6 +200,16 @@ def read_file(source: str | Path | bytes, label: str | None = None) -> tuple[dic
         raise InvalidFile(f"{label}: {exc}") from None
     if header.get("dataset") not in DATASETS:
         raise InvalidFile(f"{label}: unknown dataset {header.get('dataset')!r} (known: {', '.join(DATASETS)})")
+    return header, label
+
+
+def read_file(source: str | Path | bytes, label: str | None = None) -> tuple[dict, dict[str, torch.Tensor], str]:
+    """Parse and check the container: (header JSON, tensors, label). Never unpickles."""
+    header, label = read_header(source, label)
+    try:
+        tensors = st_load(bytes(source)) if isinstance(source, (bytes, bytearray)) else st_load_file(str(source))
+    except Exception as exc:  # safetensors raises its own error type for corrupt payloads
+        raise InvalidFile(f"{label} is corrupt or truncated: {exc}") from None
     return header, tensors, label
 
 
@@ -222,7 +240,10 @@ def expected_shapes(config: dict) -> tuple[dict[str, torch.Size], dict[str, torc
 
 def load_trajectory(source: str | Path | bytes, label: str | None = None) -> Trajectory:
     """Load and validate a trajectory file (path or bytes)."""
-    header, tensors, label = read_file(source, label)
+    return _trajectory_from(*read_file(source, label))
+
+
+def _trajectory_from(header: dict, tensors: dict[str, torch.Tensor], label: str) -> Trajectory:
     if header.get("kind") != "trajectory":
         raise InvalidFile(f"{label} is a {header.get('kind')!r} file, not a trajectory")
     entries = header.get("checkpoints")
@@ -255,7 +276,10 @@ def load_trajectory(source: str | Path | bytes, label: str | None = None) -> Tra
 
 def load_params(source: str | Path | bytes, label: str | None = None) -> ParamFile:
     """Load and validate a parameter file (path or bytes)."""
-    header, tensors, label = read_file(source, label)
+    return _params_from(*read_file(source, label))
+
+
+def _params_from(header: dict, tensors: dict[str, torch.Tensor], label: str) -> ParamFile:
     if header.get("kind") != "params":
         raise InvalidFile(f"{label} is a {header.get('kind')!r} file, not a parameter file"
                           + (" (use a trajectory file's checkpoint with FILE@K)" if header.get("kind") == "trajectory" else ""))
@@ -268,8 +292,8 @@ def load_params(source: str | Path | bytes, label: str | None = None) -> ParamFi
 
 def load_any(source: str | Path | bytes, label: str | None = None) -> Trajectory | ParamFile:
     """A trajectory or a parameter file, whichever ``source`` holds."""
-    header, _, _ = read_file(source, label)
-    return (load_trajectory if header.get("kind") == "trajectory" else load_params)(source, label)
+    header, tensors, label = read_file(source, label)
+    return (_trajectory_from if header.get("kind") == "trajectory" else _params_from)(header, tensors, label)
 
 
 class TrajectoryRecorder:

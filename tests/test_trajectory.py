@@ -109,10 +109,13 @@ def test_pickled_file_is_refused_without_unpickling(tmp_path):
         load_any(pickle.dumps(Boom()))
 
 
-def test_truncated_and_corrupted_files_are_rejected():
+def test_truncated_and_corrupted_files_are_rejected(tmp_path):
     data = trajectory_bytes(_trajectory())
     with pytest.raises(InvalidFile, match="truncated|corrupt"):
         load_trajectory(data[: len(data) // 2])
+    (tmp_path / "cut.safetensors").write_bytes(data[: len(data) - 100])
+    with pytest.raises(InvalidFile, match="cut.safetensors is corrupt or truncated"):
+        load_trajectory(tmp_path / "cut.safetensors")
     with pytest.raises(InvalidFile, match="too short"):
         load_trajectory(data[:5])
     header_len = struct.unpack("<Q", data[:8])[0]
