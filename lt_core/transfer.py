@@ -221,20 +221,27 @@ def transfer(source: Trajectory, init: ParamFile, dataset: Dataset, config: Tran
     batch_gen = torch.Generator().manual_seed(config.seed)
     bn_seed = config.seed + 1
 
-    ckpts = [{n: t.to(device) for n, t in c.params.items()} for c in source.checkpoints]
     if config.schedule == "checkpoints":
-        lambdas = checkpoint_positions(source)
-        points = ckpts
-    else:
+        anchors, positions = source.checkpoints, checkpoint_positions(source)
+        lambdas = positions
+    elif config.path == "line":
+        anchors, positions = [source.checkpoints[0], source.checkpoints[-1]], [0.0, 1.0]
         lambdas = schedule_lambdas(config.schedule, config.steps)
-        if config.path == "line":
-            ckpts, positions = [ckpts[0], ckpts[-1]], [0.0, 1.0]
-        else:
-            positions = checkpoint_positions(source)
-        points = [path_point(ckpts, positions, lam) for lam in lambdas]
-    total = len(points) - 1
-    theta1_0 = points[0]
-    deltas = [{n: p[n] - theta1_0[n] for n in p} for p in points]
+    else:
+        anchors, positions = source.checkpoints, checkpoint_positions(source)
+        lambdas = schedule_lambdas(config.schedule, config.steps)
+    anchors = [{n: t.to(device) for n, t in c.params.items()} for c in anchors]
+    total = len(lambdas) - 1
+    theta1_0 = anchors[0]
+
+    def point(s: int) -> Tensors:
+        """θ₁ˢ, made when needed (T + 1 stored copies of the network would not fit big jobs)."""
+        return path_point(anchors, positions, lambdas[s])
+
+    def delta(s: int) -> Tensors:
+        p = point(s)
+        return {n: p[n] - theta1_0[n] for n in p}
+
     theta2_0 = {n: t.to(device) for n, t in init.params.items()}
     init_buffers = {n: t.to(device) for n, t in init.buffers.items()}
 
@@ -263,7 +270,7 @@ def transfer(source: Trajectory, init: ParamFile, dataset: Dataset, config: Tran
         return out
 
     def transferred(perms: Perms, s: int) -> Tensors:
-        moved = apply(spec, deltas[s], perms)
+        moved = apply(spec, delta(s), perms)
         return {n: theta2_0[n] + moved[n] for n in theta2_0}
 
     def evaluate_point(params: Tensors) -> tuple[float, float, Tensors]:
@@ -276,7 +283,7 @@ def transfer(source: Trajectory, init: ParamFile, dataset: Dataset, config: Tran
 
     source_final = source.checkpoints[-1]
     t0 = time.perf_counter()
-    _, source_final_acc = evaluate(model, ckpts[-1], {n: b.to(device) for n, b in source_final.buffers.items()},
+    _, source_final_acc = evaluate(model, anchors[-1], {n: b.to(device) for n, b in source_final.buffers.items()},
                                    x_va, y_va)
     timers["evaluation"] += time.perf_counter() - t0
     init_loss, init_acc, _ = evaluate_point(theta2_0)
@@ -291,7 +298,7 @@ def transfer(source: Trajectory, init: ParamFile, dataset: Dataset, config: Tran
             raise LTError("the oracle needs the new initialization to be the init of the target trajectory "
                           "(choose 'init of a second trajectory')")
         tgt_delta = {n: t.to(device) - tgt_init[n] for n, t in target.checkpoints[-1].params.items()}
-        perms = weight_matching(tgt_delta, deltas[-1], spec, seed=config.seed, device=device)
+        perms = weight_matching(tgt_delta, delta(total), spec, seed=config.seed, device=device)
         timers["matching"] += time.perf_counter() - t0
 
     problem = MatchingProblem(spec, list(theta2_0), device) if config.method == "fgmt" else None
@@ -315,7 +322,7 @@ def transfer(source: Trajectory, init: ParamFile, dataset: Dataset, config: Tran
             for s in earlier:
                 if s == len(pair_batches):  # point s is used for the first time: draw its batches
                     pair_batches.append(sample_batches())
-                    source_grads.append(grad(points[s], init_buffers, pair_batches[s]))
+                    source_grads.append(grad(point(s), init_buffers, pair_batches[s]))
                 pairs.append((grad(transferred(perms, s), init_buffers, pair_batches[s]), source_grads[s]))
             timers["gradients"] += time.perf_counter() - t0
             t0 = time.perf_counter()
