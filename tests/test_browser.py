@@ -134,10 +134,13 @@ def test_transfer_and_mode_connectivity_in_a_real_browser(server, tmp_path):
             page.get_by_role("button", name="Run transfer").click()
             stop = page.get_by_test_id("stMainBlockContainer").get_by_role("button", name="Stop")
             expect(stop).to_be_visible()
+            page.wait_for_timeout(3000)  # live updates rerun the page meanwhile
             _go(page, "Results")  # leave while the transfer runs: it goes on, and the inputs stay
-            page.wait_for_timeout(4000)  # meanwhile the naive run ends and is saved
+            _settle(page)
+            page.wait_for_timeout(2000)
             _go(page, "Transfer")
-            page.wait_for_timeout(2500)  # live updates keep rerunning the page meanwhile
+            _settle(page)
+            page.wait_for_timeout(1000)
             assert page.get_by_label("Steps T").input_value() == "300"
             assert page.get_by_role("combobox", name="Source trajectory").input_value().startswith("digits_mlp_seed1")
             stop.click()
