@@ -45,6 +45,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+            return response.read() == b"ok"
+    except OSError:
+        return False
+
+
 @pytest.fixture
 def server(tmp_path):
     _require_browser()
@@ -57,13 +65,7 @@ def server(tmp_path):
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                    if response.read() == b"ok":
-                        break
-            except OSError:
-                pass
+        while not _healthy(url):
             if proc.poll() is not None or time.time() > deadline:
                 raise RuntimeError(f"streamlit did not start:\n{(tmp_path / 'streamlit.log').read_text()}")
             time.sleep(0.5)
