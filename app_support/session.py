@@ -87,8 +87,3 @@ def job(kind: str) -> Job | None:
 
 def remember_job(kind: str, new_job: Job) -> None:
     st.session_state[f"job:{kind}"] = new_job.id
-
-
-def forget_job(kind: str) -> None:
-    st.session_state.pop(f"job:{kind}", None)
-

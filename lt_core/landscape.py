@@ -91,23 +91,13 @@ def _on(tensors: Tensors, device: torch.device) -> Tensors:
     return {n: t.to(device, torch.float32) for n, t in tensors.items()}
 
 
-def _buffers(pf: ParamFile, model: nn.Module, device: torch.device, name: str, need_values: bool) -> Tensors:
-    """``pf``'s BatchNorm buffers on ``device``; placeholders (mean 0, var 1) if the file has none.
-
-    ``need_values``: the caller will use the stored statistics themselves (no reset), so a set
-    saved without them is an error rather than a silent use of placeholders.
-    """
-    if not has_batchnorm(model):
-        return {}
+def _stored_buffers(pf: ParamFile, model: nn.Module, device: torch.device, name: str) -> Tensors:
+    """``pf``'s own BatchNorm statistics on ``device``, for evaluating without a BatchNorm reset."""
     names = buffer_names(model)
-    if all(n in pf.buffers for n in names):
-        return _on({n: pf.buffers[n] for n in names}, device)
-    if need_values:
+    if not all(n in pf.buffers for n in names):
         raise LTError(f"{name} has no BatchNorm statistics (its file holds parameters only): "
                       "evaluate with BatchNorm reset instead")
-    state = dict(model.named_buffers())
-    return {n: (torch.zeros_like(state[n]) if n.endswith("running_mean") else torch.ones_like(state[n])).to(device)
-            for n in names}
+    return _on({n: pf.buffers[n] for n in names}, device)
 
 
 def _lerp_buffers(a: Tensors, b: Tensors, alpha: float) -> Tensors:
@@ -133,7 +123,7 @@ class _Evaluator:
     seed: int
 
     def __call__(self, params: Tensors, buffers: Tensors) -> dict[str, float]:
-        if self.reset_bn and buffers:
+        if self.reset_bn:
             gen = torch.Generator().manual_seed(self.seed)
             buffers = recompute_batchnorm(self.model, params, buffers, self.x_train, self.bn_batches,
                                           self.bn_batch_size, gen)
@@ -230,15 +220,16 @@ def interpolate(a: ParamFile, b: ParamFile, dataset: Dataset, points: int = 25,
     bn = has_batchnorm(model)
     reset = reset_bn and bn
     pa, pb = _on(a.params, device), _on(b.params, device)
-    ba = _buffers(a, model, device, "a", need_values=bn and not reset_bn)
-    bb = _buffers(b, model, device, "b", need_values=bn and not reset_bn)
+    stored = bn and not reset
+    ba = _stored_buffers(a, model, device, "a") if stored else {}
+    bb = _stored_buffers(b, model, device, "b") if stored else {}
     ev = _evaluator(model, dataset, device, reset, bn_batches, bn_batch_size, seed, train_metrics, train_subset)
     start = time.perf_counter()
     rows = []
     for step, alpha in enumerate(alphas, start=1):
         # torch.lerp is exact at both ends: α=0 gives a and α=1 gives b bit for bit.
         params = {n: torch.lerp(pa[n], pb[n], alpha) for n in pa}
-        buffers = _lerp_buffers(ba, bb, alpha) if bn else {}
+        buffers = _lerp_buffers(ba, bb, alpha)
         metrics = ev(params, buffers)
         rows.append({"alpha": alpha, **metrics})
         yield InterpolationProgress(step, len(alphas), alpha, metrics, time.perf_counter() - start)
@@ -466,7 +457,7 @@ def plane(a: ParamFile, b: ParamFile, c: ParamFile, dataset: Dataset, resolution
     model = model_for(a.model, device)
     bn = has_batchnorm(model)
     reset = reset_bn and bn
-    bufs = [_buffers(p, model, device, n, need_values=bn and not reset_bn) for n, p in zip("abc", (a, b, c))]
+    bufs = [_stored_buffers(p, model, device, n) for n, p in zip("abc", (a, b, c))] if bn and not reset else []
     ev = _evaluator(model, dataset, device, reset, bn_batches, bn_batch_size, seed, train_metrics, train_subset)
     coords = np.array(list(basis.points.values()))
     lo, hi = coords.min(axis=0), coords.max(axis=0)
@@ -481,7 +472,7 @@ def plane(a: ParamFile, b: ParamFile, c: ParamFile, dataset: Dataset, resolution
         for ix, x in enumerate(xs):
             params = params_at(basis, float(x), float(y))
             buffers = {}
-            if bn:
+            if bufs:
                 beta, gamma = _barycentric(basis, float(x), float(y))
                 buffers = {n: bufs[0][n] + beta * (bufs[1][n] - bufs[0][n]) + gamma * (bufs[2][n] - bufs[0][n])
                            for n in bufs[0]}
@@ -613,11 +604,12 @@ def unit_matching(a: ParamFile, b: ParamFile, layer: str, dataset: Dataset | Non
     x = dataset.x_val[:samples].to(device)
     name, activate = unit_module(a.model, layer)
     acts = []
-    for label, pf in (("a", a), ("b", b)):
+    for pf in (a, b):
         params = _on(pf.params, device)
-        buffers = _buffers(pf, model, device, label, need_values=False)
-        if buffers and not all(n in pf.buffers for n in buffers):
-            buffers = recompute_batchnorm(model, params, buffers, dataset.x_train.to(device), bn_batches,
+        if all(n in pf.buffers for n in buffer_names(model)):
+            buffers = _on({n: pf.buffers[n] for n in buffer_names(model)}, device)
+        else:  # a set stored without BatchNorm statistics: estimate them
+            buffers = recompute_batchnorm(model, params, {}, dataset.x_train.to(device), bn_batches,
                                           bn_batch_size, torch.Generator().manual_seed(seed))
         acts.append(_activations(model, name, activate, a.model, params, buffers, x))
     before = _correlation(acts[0], acts[1])

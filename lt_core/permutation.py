@@ -40,10 +40,6 @@ class PermSpec:
     axes: dict[str, tuple[str | None, ...]]
     blocks: dict[tuple[str, int], int] = field(default_factory=dict)
 
-    def members(self, group: str) -> list[tuple[str, int]]:
-        """(tensor name, axis) pairs the group acts on."""
-        return [(n, k) for n, axs in self.axes.items() for k, g in enumerate(axs) if g == group]
-
 
 def spec_for(config: dict) -> PermSpec:
     """The permutation spec of a built-in architecture."""
@@ -124,10 +120,6 @@ def random_perms(spec: PermSpec, seed: int, device: torch.device | str = "cpu") 
 
 def invert(perms: Perms) -> Perms:
     return {g: torch.argsort(p) for g, p in perms.items()}
-
-
-def is_identity(perms: Perms) -> bool:
-    return all(bool((p == torch.arange(len(p), device=p.device)).all()) for p in perms.values())
 
 
 def _permute_axis(t: torch.Tensor, axis: int, perm: torch.Tensor, block: int) -> torch.Tensor:

@@ -1,4 +1,3 @@
-import gzip
 import struct
 from pathlib import Path
 

@@ -4,7 +4,6 @@ import sys
 import pytest
 import torch
 
-from lt_core.data import load_dataset
 from lt_core.events import Finished, run_to_end
 from lt_core.models import make_config
 from lt_core.train import TrainConfig, TrainProgress, train

@@ -12,7 +12,7 @@ from lt_core.events import Finished, run_to_end
 from lt_core.models import init_params, make_config
 from lt_core.permutation import apply, invert, spec_for
 from lt_core.train import TrainConfig, train
-from lt_core.trajectory import ParamFile, Trajectory, checkpoint_params, save_trajectory
+from lt_core.trajectory import ParamFile, checkpoint_params, save_trajectory
 from lt_core.transfer import (FinetuneEpoch, TransferConfig, TransferStep, finetune, schedule_lambdas,
                               transfer)
 
